@@ -1,0 +1,153 @@
+// Package store keeps Gatehouse's state in SQL: an embedded SQLite file by
+// default, or PostgreSQL when several instances share one database. One
+// implementation serves both; the differences between the two dialects live
+// in dialect.go.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	gatehouse "github.com/gatehouse/gatehouse"
+)
+
+// Options tune the connection pools.
+type Options struct {
+	MaxOpenConns    int           // PostgreSQL pool size, or SQLite readers; 0 picks a default
+	ConnMaxLifetime time.Duration // 0 means 30 minutes
+	QueryTimeout    time.Duration // bound on every statement; 0 means 5 s
+}
+
+// Store is the database. Its methods are safe for concurrent use.
+type Store struct {
+	dialect dialect
+	w       *sql.DB // writes (SQLite: one connection, so writers queue in Go, not on SQLITE_BUSY)
+	r       *sql.DB // reads (the same pool on PostgreSQL)
+	timeout time.Duration
+
+	mu      sync.RWMutex
+	rebound map[string]string
+}
+
+// Open connects to dsn ("sqlite:PATH", a bare file path, or a postgres://
+// URL) and applies the embedded migrations.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	d, w, r, err := openDialect(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dialect: d, w: w, r: r, timeout: opts.QueryTimeout, rebound: map[string]string{}}
+	if s.timeout == 0 {
+		s.timeout = 5 * time.Second
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the pools.
+func (s *Store) Close() error {
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// Dialect names the database: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect.name }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.classify(s.r.PingContext(ctx))
+}
+
+// q rewrites a query written with ? placeholders for the dialect, once.
+func (s *Store) q(query string) string {
+	if !s.dialect.dollarParams {
+		return query
+	}
+	s.mu.RLock()
+	out, ok := s.rebound[query]
+	s.mu.RUnlock()
+	if ok {
+		return out
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	out = b.String()
+	s.mu.Lock()
+	s.rebound[query] = out
+	s.mu.Unlock()
+	return out
+}
+
+func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// exec runs a write outside a transaction.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	res, err := s.w.ExecContext(ctx, s.q(query), args...)
+	return res, s.classify(err)
+}
+
+// tx runs fn in a write transaction and commits it before returning.
+func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return s.classify(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return s.classify(err)
+	}
+	return s.classify(tx.Commit())
+}
+
+// classify turns a database error into a domain error: no rows is
+// ErrNotFound, a unique violation ErrAlreadyExists, an unreachable database
+// KindUnavailable, anything else KindInternal.
+func (s *Store) classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return gatehouse.ErrNotFound
+	case errors.As(err, new(*gatehouse.Error)):
+		return err
+	case s.dialect.isUniqueViolation(err):
+		return gatehouse.ErrAlreadyExists
+	case errors.Is(err, context.Canceled):
+		return gatehouse.Wrap(gatehouse.KindUnavailable, err, "The request was cancelled")
+	case errors.Is(err, context.DeadlineExceeded), s.dialect.isUnavailable(err):
+		return gatehouse.Wrap(gatehouse.KindUnavailable, err, "The database is unavailable, please retry")
+	default:
+		return gatehouse.Wrap(gatehouse.KindInternal, err, "Something went wrong")
+	}
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
