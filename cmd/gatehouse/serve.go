@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse/gatehouse/entra"
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/token"
 )
@@ -59,11 +60,15 @@ func serve(args []string, stderr io.Writer) error {
 		secret = []byte(s)
 	}
 
+	leeway := *skew
+	if leeway <= 0 {
+		leeway = entra.NoLeeway // 0 on the command line means none, not the verifier's default
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	a, err := app.New(ctx, app.Config{
 		DB: *db, DBPool: storeOptions(*poolSize, *dbTimeout), AuthSecret: secret, MaxTokenTTL: *maxTTL,
-		AzureCloud: *cloud, AzureAuthorityHost: *authority, AzureLeeway: *skew, TrustedProxies: trusted,
+		AzureCloud: *cloud, AzureAuthorityHost: *authority, AzureLeeway: leeway, TrustedProxies: trusted,
 		Logger: log, AccessLog: *accessLog, Version: version,
 	})
 	if err != nil {
