@@ -3,6 +3,7 @@
 //	gatehouse serve                 start the server (SQLite in ./gatehouse.db, 127.0.0.1:8080)
 //	gatehouse bootstrap ...         set up a fresh server: admin user, organization, admin token
 //	gatehouse login azure ...       on an Azure workload: trade its Entra ID token for an access token
+//	gatehouse bench ...             load-test a running server on this machine
 //	gatehouse version
 package main
 
@@ -29,6 +30,7 @@ Commands:
   serve        start the server
   bootstrap    set up a fresh server and print the admin identity's token
   login azure  log in with this Azure workload's managed identity and print an access token
+  bench        load-test a running server on this machine (see BENCHMARKS.md)
   version      print the version
 
 Run "gatehouse <command> -h" for a command's flags.
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = loginAzure(args[2:], stdout, stderr)
+	case "bench":
+		err = benchCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "gatehouse", version)
 	case "help", "-h", "--help":
@@ -124,7 +128,10 @@ func envBool(key string, def bool) bool {
 // parse parses flags and refuses stray arguments.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err.Error()} // an unknown flag or a bad value: exit code 2
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}

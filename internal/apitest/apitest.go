@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -24,8 +25,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	gatehouse "github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/entratest"
 )
@@ -128,6 +131,8 @@ type Options struct {
 	MaxTokenTTL    time.Duration
 	DSN            string // reuse a database (e.g. two servers on one); "" makes a fresh one
 	AuthSecret     []byte
+	Logger         *slog.Logger // the server's logger; nil discards
+	AccessLog      bool         // log one line per request
 }
 
 // Server is a running Gatehouse with its fake Entra ID.
@@ -156,7 +161,7 @@ func Start(t testing.TB, db DB, opts ...Options) *Server {
 	clock := NewClock()
 	a, err := app.New(context.Background(), app.Config{
 		DB: o.DSN, AuthSecret: o.AuthSecret, MaxTokenTTL: o.MaxTokenTTL, AzureAuthorityHost: fake.URL(),
-		TrustedProxies: o.TrustedProxies, Clock: clock,
+		TrustedProxies: o.TrustedProxies, Clock: clock, Logger: o.Logger, AccessLog: o.AccessLog,
 	})
 	if err != nil {
 		t.Fatalf("start server: %v", err)
@@ -299,9 +304,13 @@ func (s *Server) AttachAzure(actorToken, identityID string, fields map[string]an
 	return r
 }
 
-// AzureLogin logs in as identityID with an Entra ID token minted by the fake.
+// AzureLogin logs in as identityID with an Entra ID token minted by the
+// fake, issued at the server's clock unless o says otherwise.
 func (s *Server) AzureLogin(identityID string, o entratest.TokenOptions) *Response {
 	s.t.Helper()
+	if o.IssuedAt.IsZero() {
+		o.IssuedAt = s.Clock.Now()
+	}
 	return s.Post("/api/v1/auth/azure-auth/login", "", map[string]string{"identityId": identityID, "jwt": s.Entra.Mint(o)})
 }
 
@@ -414,4 +423,44 @@ func (r *Response) Number(keys ...any) float64 {
 		return -1
 	}
 	return n
+}
+
+// OtherOrganization creates a second organization, directly in the
+// database, with one admin identity that has Token Auth, and returns the
+// organization's id and an access token of that identity. An instance has
+// one organization and no endpoint creates another; this lets tests check
+// that organizations cannot reach each other's identities.
+func (s *Server) OtherOrganization(name string) (orgID, adminToken string) {
+	s.t.Helper()
+	ctx := context.Background()
+	driver, dsn, insert := "pgx", s.DSN, `INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)`
+	if strings.HasPrefix(s.DSN, "sqlite:") {
+		driver, dsn = "sqlite", "file:"+strings.TrimPrefix(s.DSN, "sqlite:")+"?_pragma=busy_timeout(5000)"
+		insert = `INSERT INTO organizations (id, name, slug, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer db.Close()
+	now := s.Clock.Now().UTC()
+	org := gatehouse.Organization{ID: uuid.NewString(), Name: name, Slug: "org-" + randomSuffix()}
+	if _, err := db.ExecContext(ctx, insert, org.ID, org.Name, org.Slug, now.UnixMilli(), now.UnixMilli()); err != nil {
+		s.t.Fatalf("create organization: %v", err)
+	}
+	i := gatehouse.Identity{ID: uuid.NewString(), MembershipID: uuid.NewString(), OrgID: org.ID, Name: name + " admin",
+		Role: gatehouse.RoleAdmin, CreatedAt: now, UpdatedAt: now}
+	if err := s.App.Store.CreateIdentity(ctx, i); err != nil {
+		s.t.Fatalf("create identity: %v", err)
+	}
+	b := gatehouse.AuthBinding{ID: uuid.NewString(), IdentityID: i.ID, Method: gatehouse.AuthMethodToken,
+		Policy: gatehouse.TokenPolicy{TrustedIPs: gatehouse.DefaultTrustedIPs()}, Config: []byte("{}"), CreatedAt: now, UpdatedAt: now}
+	if err := s.App.Store.AttachAuthMethod(ctx, b); err != nil {
+		s.t.Fatalf("attach token auth: %v", err)
+	}
+	issued, err := s.App.Tokens.Issue(i, b)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return org.ID, issued.Token
 }
