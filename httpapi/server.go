@@ -149,17 +149,29 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for k := len(hops) - 1; k >= 0; k-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[k]))
-		if err != nil {
+		hop, ok := parseHop(strings.TrimSpace(hops[k]))
+		if !ok {
 			return addr // a malformed hop: stop at the last address we could trust
 		}
-		hop = hop.Unmap()
 		if !s.trusted(hop) {
 			return hop
 		}
 		addr = hop
 	}
 	return addr
+}
+
+// parseHop reads one X-Forwarded-For entry: an address, or an address and
+// port ("10.1.2.3:5555", "[2001:db8::1]:443"), as Azure Application Gateway
+// writes them.
+func parseHop(h string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(h); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 func (s *Server) trusted(a netip.Addr) bool {

@@ -1,7 +1,6 @@
 package token
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,6 +18,7 @@ const maxTokenSize = 8 << 10
 
 var (
 	b64          = base64.RawURLEncoding
+	b64Strict    = base64.RawURLEncoding.Strict()
 	hs256Head    = b64.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
 	errMalformed = &gatehouse.Error{Kind: gatehouse.KindToken, Name: "TokenError",
 		Message: "The provided access token is malformed. Please use a valid token or generate a new one and try again."}
@@ -64,8 +64,10 @@ func verify(key []byte, raw string) (*gatehouse.AccessTokenClaims, error) {
 			return nil, err
 		}
 	}
-	gotSig, err := b64.DecodeString(sig)
-	if err != nil {
+	// Strict, and no skipped CR or LF: one signature has one spelling, so
+	// no other string than the one signed verifies.
+	gotSig, err := b64Strict.DecodeString(sig)
+	if err != nil || len(sig) != b64.EncodedLen(len(gotSig)) {
 		return nil, errMalformed
 	}
 	mac := hmac.New(sha256.New, key)
@@ -78,8 +80,7 @@ func verify(key []byte, raw string) (*gatehouse.AccessTokenClaims, error) {
 		return nil, errMalformed
 	}
 	var claims gatehouse.AccessTokenClaims
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&claims); err != nil || dec.More() {
+	if err := json.Unmarshal(body, &claims); err != nil {
 		return nil, errMalformed
 	}
 	return &claims, nil

@@ -124,7 +124,7 @@ func (s *Service) parse(raw string, now time.Time, wrongType error) (*gatehouse.
 	if c.AuthTokenType != gatehouse.AuthTokenTypeIdentity {
 		return nil, wrongType
 	}
-	if c.IdentityID == "" || c.ID == "" || c.IssuedAt == 0 || c.ExpiresAt == 0 || c.CreationEpoch == 0 {
+	if c.IdentityID == "" || c.ID == "" || c.IdentityAccessTokenID != c.ID || c.IssuedAt == 0 || c.ExpiresAt == 0 || c.CreationEpoch == 0 {
 		return nil, unauthorized("Invalid identity access token claims, please re-authenticate")
 	}
 	if now.Unix() >= c.ExpiresAt {
@@ -132,6 +132,10 @@ func (s *Service) parse(raw string, now time.Time, wrongType error) (*gatehouse.
 	}
 	return c, nil
 }
+
+// errTokenMissing answers a request whose bearer token is not an identity
+// token. It is made once: Authenticate is the hot path.
+var errTokenMissing = gatehouse.Errorf(gatehouse.KindUnauthorized, "Token missing")
 
 // Authenticate checks a bearer token for one request from clientIP, in this
 // order: signature and algorithm, expiry, revocation (of the token, of its
@@ -144,7 +148,7 @@ func (s *Service) parse(raw string, now time.Time, wrongType error) (*gatehouse.
 // now (role, organization), from which the caller builds the actor.
 func (s *Service) Authenticate(ctx context.Context, raw string, clientIP netip.Addr) (*gatehouse.AccessTokenClaims, gatehouse.TokenState, error) {
 	var st gatehouse.TokenState
-	c, err := s.parse(raw, s.clock.Now(), gatehouse.Errorf(gatehouse.KindUnauthorized, "Token missing"))
+	c, err := s.parse(raw, s.clock.Now(), errTokenMissing)
 	if err != nil {
 		return nil, st, err
 	}
@@ -207,8 +211,13 @@ func (s *Service) lastExpiry(c *gatehouse.AccessTokenClaims) time.Time {
 	return last.Add(5 * time.Minute)
 }
 
+// usesExpiry is how long the use counter of c's jti must be kept: until no
+// copy of the token can be used, as for a revocation marker. The copy that
+// makes a use is not always the one that lives longest (an older copy may
+// be used after a renewal), and a counter purged too early would let the
+// token's uses start again from zero. Renewals extend it further.
 func (s *Service) usesExpiry(c *gatehouse.AccessTokenClaims) time.Time {
-	return time.Unix(c.ExpiresAt, 0).Add(5 * time.Minute)
+	return s.lastExpiry(c)
 }
 
 // policyOf is the token policy a token was issued under, as its claims say.
