@@ -117,15 +117,17 @@ func NewService(store Store, identities Identities, verifier Verifier, tokens Is
 }
 
 // target loads the identity and checks the actor may do perm to its login
-// methods: the instance admin only by itself, the permission, and the
-// privilege boundary.
+// methods: a change to the instance admin only by itself, the permission,
+// and the privilege boundary.
 func (s *Service) target(ctx context.Context, actor gatehouse.Actor, id string, perm gatehouse.Permission, boundary string) error {
 	i, err := s.identities.Target(ctx, actor, id, "Failed to find identity with ID "+id)
 	if err != nil {
 		return err
 	}
-	if err := actor.GuardInstanceAdmin(i); err != nil {
-		return err
+	if perm != gatehouse.PermIdentityRead { // reading is not modifying
+		if err := actor.GuardInstanceAdmin(i); err != nil {
+			return err
+		}
 	}
 	if err := actor.Require(perm); err != nil {
 		return err

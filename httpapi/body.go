@@ -68,7 +68,9 @@ func readBody(r *http.Request) (*fields, error) {
 		}
 		m := map[string]any{}
 		for k, v := range values {
-			m[k] = v[len(v)-1]
+			// As the JSON decoder does, replace invalid UTF-8 rather than
+			// pass it to the database (PostgreSQL refuses it).
+			m[k] = strings.ToValidUTF8(v[len(v)-1], "\uFFFD")
 		}
 		return &fields{m: m}, nil
 	default:
@@ -135,6 +137,11 @@ func (f *fields) stringAt(path []any, v any, present, required bool, minLen int)
 		return "", false
 	}
 	s = strings.TrimSpace(s)
+	if strings.IndexByte(s, 0) >= 0 {
+		// PostgreSQL cannot store NUL in text: refuse it here, not with a 500.
+		f.add(gatehouse.Issue{Code: "invalid_string", Path: path, Message: "String must not contain the NUL character"})
+		return "", false
+	}
 	if len([]rune(s)) < minLen {
 		f.add(gatehouse.Issue{Code: "too_small", Minimum: ptr(float64(minLen)), Type: "string", Inclusive: ptr(true), Exact: ptr(false),
 			Path: path, Message: fmt.Sprintf("String must contain at least %d character(s)", minLen)})

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"net/mail"
+	"strings"
 	"time"
 
 	gatehouse "github.com/gatehouse/gatehouse"
@@ -34,7 +35,8 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request) {
 	}
 	email, ok := f.String("email", true, 0)
 	if ok {
-		if a, err := mail.ParseAddress(email); err != nil || a.Address != email || a.Name != "" {
+		a, err := mail.ParseAddress(email)
+		if err != nil || a.Address != email || a.Name != "" || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
 			f.add(gatehouse.Issue{Code: "invalid_string", Path: []any{"email"}, Message: "Invalid email"})
 		}
 	}
