@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -13,7 +12,7 @@ import (
 const bindingColumns = `id, identity_id, auth_method, access_token_ttl, access_token_max_ttl, access_token_num_uses_limit,
 	access_token_period, access_token_trusted_ips, config, created_at, updated_at`
 
-func insertBinding(tx *sql.Tx, s *Store, b gatehouse.AuthBinding) error {
+func insertBinding(tx txn, s *Store, b gatehouse.AuthBinding) error {
 	ips, err := json.Marshal(b.Policy.TrustedIPs)
 	if err != nil {
 		return err
@@ -45,7 +44,7 @@ func scanBinding(row rowScanner) (gatehouse.AuthBinding, error) {
 // ErrAlreadyExists when the identity already has that method, and
 // ErrNotFound when the identity does not exist.
 func (s *Store) AttachAuthMethod(ctx context.Context, b gatehouse.AuthBinding) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx txn) error {
 		var n int
 		if err := tx.QueryRow(s.q(`SELECT COUNT(*) FROM identities WHERE id = ?`), b.IdentityID).Scan(&n); err != nil {
 			return err
@@ -73,9 +72,9 @@ func (s *Store) AuthMethod(ctx context.Context, identityID string, method gateho
 func (s *Store) UpdateAuthMethod(ctx context.Context, identityID string, method gatehouse.AuthMethod, at time.Time,
 	change func(gatehouse.AuthBinding) (gatehouse.AuthBinding, error)) (gatehouse.AuthBinding, error) {
 	var out gatehouse.AuthBinding
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		b, err := scanBinding(tx.QueryRow(s.q(`SELECT `+bindingColumns+` FROM identity_auth_methods
-			WHERE identity_id = ? AND auth_method = ?`), identityID, string(method)))
+			WHERE identity_id = ? AND auth_method = ?`+s.dialect.lockRows), identityID, string(method)))
 		if err != nil {
 			return err
 		}
@@ -102,15 +101,21 @@ func (s *Store) UpdateAuthMethod(ctx context.Context, identityID string, method 
 // binding's id. It answers ErrNotFound when the method is not attached.
 func (s *Store) DetachAuthMethod(ctx context.Context, identityID string, method gatehouse.AuthMethod) (gatehouse.AuthBinding, error) {
 	var b gatehouse.AuthBinding
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		var err error
 		b, err = scanBinding(tx.QueryRow(s.q(`SELECT `+bindingColumns+` FROM identity_auth_methods
-			WHERE identity_id = ? AND auth_method = ?`), identityID, string(method)))
+			WHERE identity_id = ? AND auth_method = ?`+s.dialect.lockRows), identityID, string(method)))
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(s.q(`DELETE FROM identity_auth_methods WHERE id = ?`), b.ID)
-		return err
+		res, err := tx.Exec(s.q(`DELETE FROM identity_auth_methods WHERE id = ?`), b.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return gatehouse.ErrNotFound // detached meanwhile by another request
+		}
+		return nil
 	})
 	return b, err
 }

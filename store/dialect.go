@@ -22,11 +22,16 @@ import (
 type dialect struct {
 	name         string
 	dollarParams bool // $1, $2 instead of ?
+	// lockRows ends a SELECT, in a transaction, of rows the transaction
+	// then changes, so that a concurrent change waits and reads the result
+	// instead of overwriting it. SQLite needs none: its write transactions
+	// (BEGIN IMMEDIATE) already run one at a time.
+	lockRows string
 }
 
 var (
 	dialectSQLite   = dialect{name: "sqlite"}
-	dialectPostgres = dialect{name: "postgres", dollarParams: true}
+	dialectPostgres = dialect{name: "postgres", dollarParams: true, lockRows: " FOR UPDATE"}
 )
 
 // openDialect opens the pools for dsn.
@@ -93,6 +98,18 @@ func (d dialect) isUniqueViolation(err error) bool {
 	return false
 }
 
+func (d dialect) isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23503"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+	}
+	return false
+}
+
 // isUnavailable reports errors that mean the database cannot be reached now,
 // as opposed to a bad statement: a retry later may succeed.
 func (d dialect) isUnavailable(err error) bool {
@@ -105,7 +122,13 @@ func (d dialect) isUnavailable(err error) bool {
 		errors.Is(err, sql.ErrConnDone), pgconn.SafeToRetry(err), pgconn.Timeout(err):
 		return true
 	case errors.As(err, &pgErr):
-		// 08: connection exception; 53: insufficient resources; 57P: operator intervention (shutdown).
+		// 08: connection exception; 53: insufficient resources; 57P: operator intervention (shutdown);
+		// 57014: statement cancelled (statement_timeout); 55P03: lock_timeout; 40001, 40P01: serialization
+		// failure and deadlock, which a retry resolves.
+		switch pgErr.Code {
+		case "57014", "55P03", "40001", "40P01":
+			return true
+		}
 		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "53") || strings.HasPrefix(pgErr.Code, "57P")
 	}
 	var sqErr *sqlite.Error
@@ -113,5 +136,9 @@ func (d dialect) isUnavailable(err error) bool {
 		c := sqErr.Code() & 0xff
 		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
 	}
-	return strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection refused")
+	// "sql: database is closed" has no exported sentinel: a request still
+	// running while the server shuts down.
+	msg := err.Error()
+	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection refused") ||
+		strings.Contains(msg, "sql: database is closed")
 }

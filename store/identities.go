@@ -32,7 +32,7 @@ func scanIdentity(row rowScanner) (gatehouse.Identity, error) {
 	return i, err
 }
 
-func insertIdentity(tx *sql.Tx, s *Store, i gatehouse.Identity) error {
+func insertIdentity(tx txn, s *Store, i gatehouse.Identity) error {
 	if _, err := tx.Exec(s.q(`INSERT INTO identities (`+identityColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, '', NULL, ?, ?)`),
 		i.ID, i.MembershipID, i.OrgID, i.Name, string(i.Role), i.HasDeleteProtection, i.IsInstanceAdmin,
 		millis(i.CreatedAt), millis(i.UpdatedAt)); err != nil {
@@ -41,7 +41,7 @@ func insertIdentity(tx *sql.Tx, s *Store, i gatehouse.Identity) error {
 	return insertMetadata(tx, s, i.ID, i.Metadata)
 }
 
-func insertMetadata(tx *sql.Tx, s *Store, identityID string, md []gatehouse.Metadata) error {
+func insertMetadata(tx txn, s *Store, identityID string, md []gatehouse.Metadata) error {
 	for pos, m := range md {
 		if _, err := tx.Exec(s.q(`INSERT INTO identity_metadata (id, identity_id, position, key, value) VALUES (?, ?, ?, ?, ?)`),
 			m.ID, identityID, pos, m.Key, m.Value); err != nil {
@@ -53,7 +53,7 @@ func insertMetadata(tx *sql.Tx, s *Store, identityID string, md []gatehouse.Meta
 
 // CreateIdentity stores a new identity with its metadata.
 func (s *Store) CreateIdentity(ctx context.Context, i gatehouse.Identity) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return insertIdentity(tx, s, i) })
+	return s.tx(ctx, func(tx txn) error { return insertIdentity(tx, s, i) })
 }
 
 // Identity returns the identity with id, with its metadata and the auth
@@ -148,7 +148,7 @@ func (s *Store) fillDetails(ctx context.Context, where, arg string, all map[stri
 
 // UpdateIdentity applies u to the identity with id.
 func (s *Store) UpdateIdentity(ctx context.Context, id string, u gatehouse.IdentityUpdate) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+	return s.tx(ctx, func(tx txn) error {
 		res, err := tx.Exec(s.q(`UPDATE identities SET
 			name = COALESCE(?, name), role = COALESCE(?, role),
 			has_delete_protection = COALESCE(?, has_delete_protection), updated_at = ? WHERE id = ?`),

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 
@@ -16,7 +15,7 @@ func nowUTC() time.Time { return time.Now().UTC() }
 // sharing a database, exactly one succeeds; the others get
 // gatehouse.ErrAlreadyBootstrapped.
 func (s *Store) Bootstrap(ctx context.Context, b gatehouse.Bootstrap) error {
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx txn) error {
 		if _, err := tx.Exec(s.q(`INSERT INTO instance (id, bootstrapped_at) VALUES (1, ?)`), millis(b.At)); err != nil {
 			if s.dialect.isUniqueViolation(err) {
 				return gatehouse.ErrAlreadyBootstrapped

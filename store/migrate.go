@@ -22,19 +22,24 @@ const migrationLockKey = 7_366_274_617_001
 // migrations not yet recorded in schema_migrations. On PostgreSQL it holds an
 // advisory lock meanwhile, so concurrent starts apply each migration once.
 func (s *Store) migrate(ctx context.Context) error {
-	conn, err := s.w.Conn(ctx)
+	// Connecting is bounded by the store's timeout, so an instance starting
+	// while the database is unreachable fails instead of waiting for TCP to
+	// give up; waiting for another instance's migrations is not.
+	connCtx, cancel := s.ctx(ctx)
+	conn, err := s.w.Conn(connCtx)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("migrate: %w", s.classify(err))
 	}
 	defer conn.Close()
 	if s.dialect == dialectPostgres {
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrationLockKey); err != nil {
-			return fmt.Errorf("migrate: lock: %w", err)
+			return fmt.Errorf("migrate: lock: %w", s.classify(err))
 		}
 		defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLockKey)
 	}
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return fmt.Errorf("migrate: %w", s.classify(err))
 	}
 	dir := "migrations/" + s.dialect.name
 	entries, err := fs.ReadDir(migrations, dir)
@@ -48,30 +53,34 @@ func (s *Store) migrate(ctx context.Context) error {
 		if !ok || err != nil {
 			return fmt.Errorf("migrate: bad migration name %q", e.Name())
 		}
-		var applied int
-		if err := conn.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), version).Scan(&applied); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		if applied > 0 {
-			continue
-		}
 		body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
 		if err != nil {
 			return err
 		}
 		if err := applyMigration(ctx, conn, s, version, string(body)); err != nil {
-			return fmt.Errorf("migrate %s: %w", e.Name(), err)
+			return fmt.Errorf("migrate %s: %w", e.Name(), s.classify(err))
 		}
 	}
 	return nil
 }
 
+// applyMigration applies one migration unless schema_migrations, read in
+// the same transaction, says it is applied. (On SQLite that transaction is
+// BEGIN IMMEDIATE, so two processes opening one new file do not both apply
+// it; on PostgreSQL the advisory lock already ensures this.)
 func applyMigration(ctx context.Context, conn *sql.Conn, s *Store, version int64, body string) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	var applied int
+	if err := tx.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM schema_migrations WHERE version = ?"), version).Scan(&applied); err != nil {
+		return err
+	}
+	if applied > 0 {
+		return nil
+	}
 	if _, err := tx.ExecContext(ctx, body); err != nil {
 		return err
 	}

@@ -26,8 +26,8 @@ type Options struct {
 // Store is the database. Its methods are safe for concurrent use.
 type Store struct {
 	dialect dialect
-	w       *sql.DB // writes (SQLite: one connection, so writers queue in Go, not on SQLITE_BUSY)
-	r       *sql.DB // reads (the same pool on PostgreSQL)
+	w       *pool // writes (SQLite: one connection, so writers queue in Go, not on SQLITE_BUSY)
+	r       *pool // reads (the same pool on PostgreSQL)
 	timeout time.Duration
 
 	mu      sync.RWMutex
@@ -41,7 +41,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dialect: d, w: w, r: r, timeout: opts.QueryTimeout, rebound: map[string]string{}}
+	s := &Store{dialect: d, w: newPool(w, d == dialectSQLite), timeout: opts.QueryTimeout, rebound: map[string]string{}}
+	s.r = s.w
+	if r != w {
+		s.r = newPool(r, d == dialectSQLite)
+	}
 	if s.timeout == 0 {
 		s.timeout = 5 * time.Second
 	}
@@ -111,24 +115,63 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result
 	return res, s.classify(err)
 }
 
+// txn is a write transaction whose statements are bound to the context it
+// was begun with. (sql.Tx's Exec and QueryRow use context.Background: on a
+// database that stops answering they would wait for TCP to give up, minutes
+// later, instead of the store's timeout.)
+type txn struct {
+	ctx     context.Context
+	tx      *sql.Tx
+	p       *pool
+	missing *[]string // statements to prepare after the transaction, see pool.txStmt
+}
+
+func (t txn) Exec(query string, args ...any) (sql.Result, error) {
+	if st := t.p.txStmt(t.ctx, t.tx, query, t.missing); st != nil {
+		return st.ExecContext(t.ctx, args...)
+	}
+	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+func (t txn) QueryRow(query string, args ...any) *sql.Row {
+	if st := t.p.txStmt(t.ctx, t.tx, query, t.missing); st != nil {
+		return st.QueryRowContext(t.ctx, args...)
+	}
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
 // tx runs fn in a write transaction and commits it before returning.
-func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) tx(ctx context.Context, fn func(tx txn) error) error {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return s.classify(err)
 	}
-	if err := fn(tx); err != nil {
+	var missing []string
+	if err := fn(txn{ctx, tx, s.w, &missing}); err != nil {
 		tx.Rollback()
 		return s.classify(err)
 	}
-	return s.classify(tx.Commit())
+	err = tx.Commit()
+	if len(missing) > 0 {
+		s.w.prepareMissing(ctx, missing)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			// The deadline rolled the transaction back (Commit then
+			// says only sql.ErrTxDone).
+			err = errors.Join(ctx.Err(), err)
+		}
+		return s.classify(err)
+	}
+	return nil
 }
 
-// classify turns a database error into a domain error: no rows is
-// ErrNotFound, a unique violation ErrAlreadyExists, an unreachable database
-// KindUnavailable, anything else KindInternal.
+// classify turns a database error into a domain error: no rows, or a
+// reference to a row that is gone, is ErrNotFound; a unique violation
+// ErrAlreadyExists; an unreachable (or closed) database, or a conflict that a
+// retry resolves, KindUnavailable; anything else KindInternal.
 func (s *Store) classify(err error) error {
 	switch {
 	case err == nil:
@@ -139,6 +182,8 @@ func (s *Store) classify(err error) error {
 		return err
 	case s.dialect.isUniqueViolation(err):
 		return gatehouse.ErrAlreadyExists
+	case s.dialect.isForeignKeyViolation(err):
+		return gatehouse.ErrNotFound
 	case errors.Is(err, context.Canceled):
 		return gatehouse.Wrap(gatehouse.KindUnavailable, err, "The request was cancelled")
 	case errors.Is(err, context.DeadlineExceeded), s.dialect.isUnavailable(err):

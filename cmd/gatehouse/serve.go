@@ -43,6 +43,14 @@ func serve(args []string, stderr io.Writer) error {
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageError{"--tls-cert and --tls-key go together"}
 	}
+	// database/sql reads a negative pool size as "unlimited", and a negative
+	// timeout would fail every statement: refuse both rather than guess.
+	if *poolSize < 0 {
+		return usageError{fmt.Sprintf("--db-pool-size must be 0 (the default) or more, got %d", *poolSize)}
+	}
+	if *dbTimeout < 0 {
+		return usageError{fmt.Sprintf("--db-timeout must be 0 (the default, 5s) or more, got %v", *dbTimeout)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageError{fmt.Sprintf("--log-level: %v", err)}
