@@ -267,12 +267,10 @@ func Slugify(name string) string {
 	return slug
 }
 
+// randomSuffix returns n random lower-case letters and digits, which make an
+// organization's slug unique.
 func randomSuffix(n int) string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	return pick(alphabet, n)
-}
-
-func pick(alphabet string, n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	for k := range b {
