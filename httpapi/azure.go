@@ -47,12 +47,9 @@ func (f *fields) configString(name string, required bool) (string, bool) {
 	return s, ok
 }
 
-func (s *Server) attachAzure(w http.ResponseWriter, r *http.Request, p principal, id string) {
-	f, err := readBody(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+// decodeAttach reads the body of an attach: the Azure settings, and the
+// token policy with its defaults.
+func decodeAttach(f *fields) (azureauth.Config, gatehouse.TokenPolicy, error) {
 	var cfg azureauth.Config
 	cfg.TenantID, _ = f.configString("tenantId", true)
 	cfg.Resource, _ = f.configString("resource", true)
@@ -60,10 +57,41 @@ func (s *Server) attachAzure(w http.ResponseWriter, r *http.Request, p principal
 	cfg.AllowedServicePrincipalIDs = azureauth.NormalizePrincipalIDs(spIDs)
 	pf := f.tokenPolicy(true)
 	if err := f.err(); err != nil {
+		return cfg, gatehouse.TokenPolicy{}, err
+	}
+	return cfg, pf.policy(), nil
+}
+
+// decodePatch reads the body of an update: only the fields present.
+func decodePatch(f *fields) (azureauth.Patch, error) {
+	var p azureauth.Patch
+	if v, ok := f.configString("tenantId", false); ok {
+		p.TenantID = &v
+	}
+	if v, ok := f.configString("resource", false); ok {
+		p.Resource = &v
+	}
+	if v, ok := f.configString("allowedServicePrincipalIds", false); ok {
+		v = azureauth.NormalizePrincipalIDs(v)
+		p.AllowedServicePrincipalIDs = &v
+	}
+	pf := f.tokenPolicy(false)
+	p.TTL, p.MaxTTL, p.NumUsesLimit, p.TrustedIPs = pf.TTL, pf.MaxTTL, pf.NumUsesLimit, pf.TrustedIPs
+	return p, f.err()
+}
+
+func (s *Server) attachAzure(w http.ResponseWriter, r *http.Request, p principal, id string) {
+	f, err := readBody(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	a, err := s.cfg.Azure.Attach(r.Context(), p.actor, id, cfg, pf.policy())
+	cfg, policy, err := decodeAttach(f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.cfg.Azure.Attach(r.Context(), p.actor, id, cfg, policy)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -86,20 +114,8 @@ func (s *Server) updateAzure(w http.ResponseWriter, r *http.Request, p principal
 		s.writeError(w, r, err)
 		return
 	}
-	var patch azureauth.Patch
-	if v, ok := f.configString("tenantId", false); ok {
-		patch.TenantID = &v
-	}
-	if v, ok := f.configString("resource", false); ok {
-		patch.Resource = &v
-	}
-	if v, ok := f.configString("allowedServicePrincipalIds", false); ok {
-		v = azureauth.NormalizePrincipalIDs(v)
-		patch.AllowedServicePrincipalIDs = &v
-	}
-	pf := f.tokenPolicy(false)
-	patch.TTL, patch.MaxTTL, patch.NumUsesLimit, patch.TrustedIPs = pf.TTL, pf.MaxTTL, pf.NumUsesLimit, pf.TrustedIPs
-	if err := f.err(); err != nil {
+	patch, err := decodePatch(f)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -12,38 +12,6 @@ import (
 	"github.com/gatehouse/gatehouse/azureauth"
 )
 
-// decodeAttach decodes an attach body as attachAzure does.
-func decodeAttach(f *fields) (azureauth.Config, gatehouse.TokenPolicy, error) {
-	var cfg azureauth.Config
-	cfg.TenantID, _ = f.configString("tenantId", true)
-	cfg.Resource, _ = f.configString("resource", true)
-	spIDs, _ := f.configString("allowedServicePrincipalIds", false)
-	cfg.AllowedServicePrincipalIDs = azureauth.NormalizePrincipalIDs(spIDs)
-	pf := f.tokenPolicy(true)
-	if err := f.err(); err != nil {
-		return cfg, gatehouse.TokenPolicy{}, err
-	}
-	return cfg, pf.policy(), nil
-}
-
-// decodePatch decodes an update body as updateAzure does.
-func decodePatch(f *fields) (azureauth.Patch, error) {
-	var p azureauth.Patch
-	if v, ok := f.configString("tenantId", false); ok {
-		p.TenantID = &v
-	}
-	if v, ok := f.configString("resource", false); ok {
-		p.Resource = &v
-	}
-	if v, ok := f.configString("allowedServicePrincipalIds", false); ok {
-		v = azureauth.NormalizePrincipalIDs(v)
-		p.AllowedServicePrincipalIDs = &v
-	}
-	pf := f.tokenPolicy(false)
-	p.TTL, p.MaxTTL, p.NumUsesLimit, p.TrustedIPs = pf.TTL, pf.MaxTTL, pf.NumUsesLimit, pf.TrustedIPs
-	return p, f.err()
-}
-
 // checkClientError fails unless err is a *gatehouse.Error whose kind is
 // answered with a 4xx, in Infisical's shape.
 func checkClientError(t *testing.T, err error) {
