@@ -11,9 +11,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/entra"
@@ -21,7 +19,9 @@ import (
 	"github.com/gatehouse/gatehouse/token"
 )
 
-func serve(args []string, stderr io.Writer) error {
+// serve runs the server until ctx is done (SIGINT or SIGTERM, from run),
+// then shuts it down gracefully.
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flagSet("serve", stderr)
 	addr := fs.String("addr", envOr("GATEHOUSE_ADDR", "127.0.0.1:8080"), "address to listen on (GATEHOUSE_ADDR)")
 	db := fs.String("db", envOr("GATEHOUSE_DB", "sqlite:gatehouse.db"), "database: sqlite:PATH or postgres://user:pass@host:port/db?sslmode=... (GATEHOUSE_DB)")
@@ -72,8 +72,6 @@ func serve(args []string, stderr io.Writer) error {
 	if leeway <= 0 {
 		leeway = entra.NoLeeway // 0 on the command line means none, not the verifier's default
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	a, err := app.New(ctx, app.Config{
 		DB: *db, DBPool: storeOptions(*poolSize, *dbTimeout), AuthSecret: secret, MaxTokenTTL: *maxTTL,
 		AzureCloud: *cloud, AzureAuthorityHost: *authority, AzureLeeway: leeway, TrustedProxies: trusted,
