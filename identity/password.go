@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -25,6 +26,12 @@ func HashPassword(password string) (string, error) {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	// argon2 has just used 64 MiB. Hand it back to the OS now: otherwise the
+	// GC, having seen it live, lets the heap grow to twice that before its
+	// next cycle, and the process keeps that memory long after. Hashing
+	// happens once per instance (the bootstrap), so the cost of this GC
+	// does not matter.
+	debug.FreeOSMemory()
 	enc := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		enc.EncodeToString(salt), enc.EncodeToString(key)), nil
