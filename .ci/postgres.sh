@@ -13,6 +13,11 @@ start)
 		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql; } >&2
 	fi
 	bin="$(pg_config --bindir)"
+	# Take the first free port from $port on (a cluster left running by
+	# someone else must not fail the run).
+	while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+		port=$((port + 1))
+	done
 	dir="$(mktemp -d -t pgci.XXXXXX)"
 	chown postgres:postgres "$dir"
 	su postgres -c "$bin/initdb -D $dir/data -U postgres --auth=trust -E UTF8 --no-sync" >/dev/null

@@ -59,7 +59,9 @@ func openDialect(dsn string, opts Options) (dialect, *sql.DB, *sql.DB, error) {
 		return dialect{}, nil, nil, fmt.Errorf("--db: want sqlite:PATH or postgres://..., got %q", dsn)
 	}
 	params := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(NORMAL)", "busy_timeout(5000)", "foreign_keys(1)"} {
+	// busy_timeout first: switching to WAL needs a lock that another
+	// process opening the same new file may hold for a moment.
+	for _, p := range []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
 		params.Add("_pragma", p)
 	}
 	params.Set("_txlock", "immediate")
