@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -59,9 +60,9 @@ func openDialect(dsn string, opts Options) (dialect, *sql.DB, *sql.DB, error) {
 		return dialect{}, nil, nil, fmt.Errorf("--db: want sqlite:PATH or postgres://..., got %q", dsn)
 	}
 	params := url.Values{}
-	// busy_timeout first: switching to WAL needs a lock that another
-	// process opening the same new file may hold for a moment.
-	for _, p := range []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+	// WAL is set once per database file by useWAL, not per connection:
+	// switching needs a lock that SQLite does not wait for.
+	for _, p := range []string{"busy_timeout(5000)", "synchronous(NORMAL)", "foreign_keys(1)"} {
 		params.Add("_pragma", p)
 	}
 	params.Set("_txlock", "immediate")
@@ -143,4 +144,29 @@ func (d dialect) isUnavailable(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection refused") ||
 		strings.Contains(msg, "sql: database is closed")
+}
+
+// useWAL switches a SQLite database to write-ahead logging, which the file
+// then keeps. Another process opening the same new file may hold the lock
+// the switch needs for a moment, and SQLite answers SQLITE_BUSY at once
+// rather than waiting: retry until ctx is done.
+func useWAL(ctx context.Context, db *sql.DB) error {
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode=WAL").Scan(&mode)
+		if err == nil && strings.EqualFold(mode, "wal") {
+			return nil
+		}
+		if err == nil {
+			return fmt.Errorf("sqlite: journal mode is %q, want wal", mode)
+		}
+		if !dialectSQLite.isUnavailable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

@@ -49,6 +49,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if s.timeout == 0 {
 		s.timeout = 5 * time.Second
 	}
+	if d == dialectSQLite {
+		walCtx, cancel := s.ctx(ctx)
+		err := useWAL(walCtx, w)
+		cancel()
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open sqlite: %w", s.classify(err))
+		}
+	}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
