@@ -59,6 +59,9 @@ func (s *Store) CreateIdentity(ctx context.Context, i gatehouse.Identity) error 
 // Identity returns the identity with id, with its metadata and the auth
 // methods attached to it, or ErrNotFound.
 func (s *Store) Identity(ctx context.Context, id string) (gatehouse.Identity, error) {
+	if err := s.flushLogins(ctx); err != nil {
+		return gatehouse.Identity{}, err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	i, err := scanIdentity(s.r.QueryRowContext(ctx, s.q(`SELECT `+identityColumns+` FROM identities WHERE id = ?`), id))
@@ -74,6 +77,9 @@ func (s *Store) Identity(ctx context.Context, id string) (gatehouse.Identity, er
 
 // Identities returns the identities of an organization, oldest first.
 func (s *Store) Identities(ctx context.Context, orgID string) ([]gatehouse.Identity, error) {
+	if err := s.flushLogins(ctx); err != nil {
+		return nil, err
+	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	rows, err := s.r.QueryContext(ctx, s.q(`SELECT `+identityColumns+` FROM identities WHERE org_id = ? ORDER BY created_at, id`), orgID)
@@ -182,9 +188,22 @@ func (s *Store) DeleteIdentity(ctx context.Context, id string) error {
 	return nil
 }
 
-// RecordLogin notes the method and time of an identity's last login.
+// RecordLogin notes the method and time of an identity's last login. On
+// SQLite the note is written within loginFlushInterval, and before any read
+// of identities (see lastLogins).
 func (s *Store) RecordLogin(ctx context.Context, identityID string, method gatehouse.AuthMethod, at time.Time) error {
-	_, err := s.exec(ctx, `UPDATE identities SET last_login_auth_method = ?, last_login_time = ? WHERE id = ?`,
-		string(method), millis(at), identityID)
-	return err
+	if s.logins != nil {
+		s.logins.add(identityID, method, at)
+		return nil
+	}
+	return s.writeRow(ctx, recordLoginSQL, []any{string(method), millis(at), identityID, millis(at)})
+}
+
+// flushLogins writes pending last-login records, so that a read of
+// identities sees every login that answered before it.
+func (s *Store) flushLogins(ctx context.Context) error {
+	if s.logins == nil {
+		return nil
+	}
+	return s.logins.flush(ctx)
 }

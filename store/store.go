@@ -29,6 +29,8 @@ type Store struct {
 	w       *pool // writes (SQLite: one connection, so writers queue in Go, not on SQLITE_BUSY)
 	r       *pool // reads (the same pool on PostgreSQL)
 	timeout time.Duration
+	batch   *batcher    // SQLite: one-statement writes of concurrent requests share a transaction
+	logins  *lastLogins // SQLite: last-login records, written together
 
 	mu      sync.RWMutex
 	rebound map[string]string
@@ -50,6 +52,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.timeout = 5 * time.Second
 	}
 	if d == dialectSQLite {
+		s.batch = newBatcher(s.w, s.timeout)
+		s.logins = newLastLogins(s)
 		walCtx, cancel := s.ctx(ctx)
 		err := useWAL(walCtx, w)
 		cancel()
@@ -67,6 +71,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // Close closes the pools.
 func (s *Store) Close() error {
+	if s.logins != nil {
+		s.logins.close()
+	}
+	if s.batch != nil {
+		s.batch.close()
+	}
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())

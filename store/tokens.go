@@ -49,13 +49,11 @@ func (s *Store) TokenState(ctx context.Context, identityID string, method gateho
 // whether the use is allowed: exactly limit uses are, however many requests
 // race, on one instance or many sharing the database.
 func (s *Store) UseToken(ctx context.Context, jti string, limit int64, expiresAt time.Time) (bool, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
 	var uses int64
-	err := s.w.QueryRowContext(ctx, s.q(`INSERT INTO token_uses (jti, uses, expires_at) VALUES (?, 1, ?)
+	err := s.writeRow(ctx, `INSERT INTO token_uses (jti, uses, expires_at) VALUES (?, 1, ?)
 		ON CONFLICT (jti) DO UPDATE SET uses = token_uses.uses + 1 WHERE token_uses.uses < ?
-		RETURNING uses`), jti, millis(expiresAt), limit).Scan(&uses)
-	if err = s.classify(err); errors.Is(err, gatehouse.ErrNotFound) {
+		RETURNING uses`, []any{jti, millis(expiresAt), limit}, &uses)
+	if errors.Is(err, gatehouse.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil && uses <= limit, err
