@@ -86,7 +86,7 @@ type Store interface {
 
 // Identities finds the identity an actor acts on.
 type Identities interface {
-	Target(ctx context.Context, actor gatehouse.Actor, id, notFound string) (gatehouse.Identity, error)
+	Find(ctx context.Context, actor gatehouse.Actor, id, notFound string) (gatehouse.Identity, error)
 }
 
 // Verifier checks Entra ID tokens.
@@ -120,7 +120,7 @@ func NewService(store Store, identities Identities, verifier Verifier, tokens Is
 // methods: a change to the instance admin only by itself, the permission,
 // and the privilege boundary.
 func (s *Service) target(ctx context.Context, actor gatehouse.Actor, id string, perm gatehouse.Permission, boundary string) error {
-	i, err := s.identities.Target(ctx, actor, id, "Failed to find identity with ID "+id)
+	i, err := s.identities.Find(ctx, actor, id, "Failed to find identity with ID "+id)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ type Store interface {
 	Organization(ctx context.Context, id string) (gatehouse.Organization, error)
 	CreateIdentity(ctx context.Context, i gatehouse.Identity) error
 	Identity(ctx context.Context, id string) (gatehouse.Identity, error)
+	IdentityRef(ctx context.Context, id string) (gatehouse.Identity, error)
 	Identities(ctx context.Context, orgID string) ([]gatehouse.Identity, error)
 	UpdateIdentity(ctx context.Context, id string, u gatehouse.IdentityUpdate) error
 	DeleteIdentity(ctx context.Context, id string) error
@@ -102,6 +103,19 @@ func (s *Service) Bootstrap(ctx context.Context, email, password, orgName string
 // Identities of other organizations are indistinguishable from missing ones.
 func (s *Service) Target(ctx context.Context, actor gatehouse.Actor, id, notFound string) (gatehouse.Identity, error) {
 	i, err := s.store.Identity(ctx, id)
+	return visible(i, err, actor, notFound)
+}
+
+// Find is Target without the identity's metadata and auth methods: one
+// read, for callers that only check who may act on it.
+func (s *Service) Find(ctx context.Context, actor gatehouse.Actor, id, notFound string) (gatehouse.Identity, error) {
+	i, err := s.store.IdentityRef(ctx, id)
+	return visible(i, err, actor, notFound)
+}
+
+// visible turns a lookup of another organization's identity, or of a
+// missing one, into the same NotFound error with message notFound.
+func visible(i gatehouse.Identity, err error, actor gatehouse.Actor, notFound string) (gatehouse.Identity, error) {
 	if errors.Is(err, gatehouse.ErrNotFound) || (err == nil && i.OrgID != actor.OrgID) {
 		return gatehouse.Identity{}, gatehouse.Errorf(gatehouse.KindNotFound, "%s", notFound)
 	}

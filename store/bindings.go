@@ -12,14 +12,25 @@ import (
 const bindingColumns = `id, identity_id, auth_method, access_token_ttl, access_token_max_ttl, access_token_num_uses_limit,
 	access_token_period, access_token_trusted_ips, config, created_at, updated_at`
 
-func insertBinding(tx txn, s *Store, b gatehouse.AuthBinding) error {
+const insertBindingSQL = `INSERT INTO identity_auth_methods (` + bindingColumns + `, ip_restricted)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// bindingArgs are the values of insertBindingSQL for b.
+func bindingArgs(b gatehouse.AuthBinding) ([]any, error) {
 	ips, err := json.Marshal(b.Policy.TrustedIPs)
+	if err != nil {
+		return nil, err
+	}
+	return []any{b.ID, b.IdentityID, string(b.Method), b.Policy.TTL, b.Policy.MaxTTL, b.Policy.NumUsesLimit, b.Policy.Period,
+		string(ips), string(b.Config), millis(b.CreatedAt), millis(b.UpdatedAt), b.Policy.IPRestricted()}, nil
+}
+
+func insertBinding(tx txn, s *Store, b gatehouse.AuthBinding) error {
+	args, err := bindingArgs(b)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(s.q(`INSERT INTO identity_auth_methods (`+bindingColumns+`, ip_restricted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		b.ID, b.IdentityID, string(b.Method), b.Policy.TTL, b.Policy.MaxTTL, b.Policy.NumUsesLimit, b.Policy.Period,
-		string(ips), string(b.Config), millis(b.CreatedAt), millis(b.UpdatedAt), b.Policy.IPRestricted())
+	_, err = tx.Exec(s.q(insertBindingSQL), args...)
 	return err
 }
 
@@ -44,16 +55,14 @@ func scanBinding(row rowScanner) (gatehouse.AuthBinding, error) {
 // ErrAlreadyExists when the identity already has that method, and
 // ErrNotFound when the identity does not exist.
 func (s *Store) AttachAuthMethod(ctx context.Context, b gatehouse.AuthBinding) error {
-	return s.tx(ctx, func(tx txn) error {
-		var n int
-		if err := tx.QueryRow(s.q(`SELECT COUNT(*) FROM identities WHERE id = ?`), b.IdentityID).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			return gatehouse.ErrNotFound
-		}
-		return insertBinding(tx, s, b)
-	})
+	// One statement, batched with other writes on SQLite: the foreign key
+	// answers for a missing identity (classify makes it ErrNotFound), the
+	// unique (identity, method) for one already attached.
+	args, err := bindingArgs(b)
+	if err != nil {
+		return err
+	}
+	return s.writeRow(ctx, insertBindingSQL, args)
 }
 
 // AuthMethod returns the method attached to an identity, or ErrNotFound.

@@ -75,6 +75,15 @@ func (s *Store) Identity(ctx context.Context, id string) (gatehouse.Identity, er
 	return i, nil
 }
 
+// IdentityRef returns the identity with id without its metadata and auth
+// methods (one indexed read: what permission checks need), or ErrNotFound.
+func (s *Store) IdentityRef(ctx context.Context, id string) (gatehouse.Identity, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	i, err := scanIdentity(s.r.QueryRowContext(ctx, s.q(`SELECT `+identityColumns+` FROM identities WHERE id = ?`), id))
+	return i, s.classify(err)
+}
+
 // Identities returns the identities of an organization, oldest first.
 func (s *Store) Identities(ctx context.Context, orgID string) ([]gatehouse.Identity, error) {
 	if err := s.flushLogins(ctx); err != nil {
