@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/clocktest"
 	"github.com/gatehouse/gatehouse/internal/entratest"
 )
 
@@ -25,28 +26,11 @@ const (
 // t0 is the fake clock's start. Tokens are minted relative to it.
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // newVerifier returns a verifier of srv's tokens on a fake clock at t0,
 // with the background loop off; tests call sweep themselves.
-func newVerifier(t testing.TB, srv *entratest.Server, edit ...func(*Config)) (*Verifier, *fakeClock) {
+func newVerifier(t testing.TB, srv *entratest.Server, edit ...func(*Config)) (*Verifier, *clocktest.Clock) {
 	t.Helper()
-	clock := &fakeClock{now: t0}
+	clock := clocktest.New(t0)
 	cfg := Config{AuthorityHost: srv.URL(), Clock: clock, sweepInterval: -1}
 	for _, f := range edit {
 		f(&cfg)
@@ -671,7 +655,7 @@ func TestUnreachableAuthority(t *testing.T) {
 	tok := srv.Mint(entratest.TokenOptions{IssuedAt: t0})
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
-	v, err := NewVerifier(Config{AuthorityHost: closed.URL, Clock: &fakeClock{now: t0}})
+	v, err := NewVerifier(Config{AuthorityHost: closed.URL, Clock: clocktest.New(t0)})
 	if err != nil {
 		t.Fatal(err)
 	}

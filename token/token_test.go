@@ -17,6 +17,7 @@ import (
 	"time"
 
 	gatehouse "github.com/gatehouse/gatehouse"
+	"github.com/gatehouse/gatehouse/internal/clocktest"
 )
 
 // The tests of this file are the rules of a token's life, checked against an
@@ -128,30 +129,12 @@ func (f *fakeStore) setTrustedIPs(t testing.TB, cidrs ...string) {
 	f.mu.Unlock()
 }
 
-// testClock is a clock that moves only when told to.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // start is a whole second, as the tests' clocks are unless they say otherwise.
 var start = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-func newTestService(t testing.TB, ceiling time.Duration) (*Service, *fakeStore, *testClock) {
+func newTestService(t testing.TB, ceiling time.Duration) (*Service, *fakeStore, *clocktest.Clock) {
 	t.Helper()
-	st, clock := newFakeStore(), &testClock{now: start}
+	st, clock := newFakeStore(), clocktest.New(start)
 	s, err := NewService(Config{Secret: testSecret, Store: st, Clock: clock, Ceiling: ceiling})
 	if err != nil {
 		t.Fatal(err)
@@ -509,63 +492,63 @@ func TestAuthenticate(t *testing.T) {
 	tests := []struct {
 		name    string
 		policy  gatehouse.TokenPolicy
-		change  func(s *Service, st *fakeStore, clock *testClock, is Issued)
+		change  func(s *Service, st *fakeStore, clock *clocktest.Clock, is Issued)
 		ip      string
 		kind    gatehouse.Kind
 		message string // "" means the token is accepted
 	}{
 		{name: "valid"},
 		{name: "expired", policy: gatehouse.TokenPolicy{TTL: 60},
-			change: func(_ *Service, _ *fakeStore, c *testClock, _ Issued) { c.Advance(60 * time.Second) },
+			change: func(_ *Service, _ *fakeStore, c *clocktest.Clock, _ Issued) { c.Advance(60 * time.Second) },
 			kind:   gatehouse.KindToken, message: msgExpired},
 		{name: "a second before expiry", policy: gatehouse.TokenPolicy{TTL: 60},
-			change: func(_ *Service, _ *fakeStore, c *testClock, _ Issued) { c.Advance(59 * time.Second) }},
+			change: func(_ *Service, _ *fakeStore, c *clocktest.Clock, _ Issued) { c.Advance(59 * time.Second) }},
 		{name: "revoked",
-			change: func(s *Service, _ *fakeStore, _ *testClock, is Issued) { s.Revoke(ctx, is.Token) },
+			change: func(s *Service, _ *fakeStore, _ *clocktest.Clock, is Issued) { s.Revoke(ctx, is.Token) },
 			kind:   gatehouse.KindUnauthorized, message: "Failed to authorize: token has been revoked"},
 		{name: "identity deleted",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.identityID = "" },
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.identityID = "" },
 			kind:   gatehouse.KindUnauthorized, message: "Failed to authorize: identity tokens have been revoked"},
 		{name: "method detached",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				delete(st.bindings, gatehouse.AuthMethodAzure)
 			},
 			kind: gatehouse.KindUnauthorized, message: "Failed to authorize: auth method has been revoked"},
 		{name: "method detached and attached again",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				st.bindings[gatehouse.AuthMethodAzure] = "c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f"
 			},
 			kind: gatehouse.KindUnauthorized, message: "Failed to authorize: auth method has been revoked"},
 		{name: "another method detached",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				delete(st.bindings, gatehouse.AuthMethodToken)
 			}},
 		{name: "trusted IPs narrowed after issue",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") },
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") },
 			kind:   gatehouse.KindForbidden, message: "You are not allowed to access this resource from the current IP address"},
 		{name: "inside the trusted IPs", ip: "10.20.30.40",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				st.setTrustedIPs(t, "10.0.0.0/8", "2001:db8::/32")
 			}},
 		{name: "IPv6 inside the trusted IPs", ip: "2001:db8::7",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				st.setTrustedIPs(t, "10.0.0.0/8", "2001:db8::/32")
 			}},
 		{name: "mapped IPv4 inside the trusted IPs", ip: "::ffff:10.1.1.1",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") }},
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") }},
 		{name: "single trusted address", ip: "192.0.2.7",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.setTrustedIPs(t, "192.0.2.7") }},
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.setTrustedIPs(t, "192.0.2.7") }},
 		{name: "unknown client address with restricted IPs", ip: "invalid",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") },
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") },
 			kind:   gatehouse.KindForbidden, message: "You are not allowed to access this resource from the current IP address"},
 		{name: "unknown client address without restriction", ip: "invalid"},
 		{name: "moved to another organization",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				st.orgID = "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"
 			},
 			kind: gatehouse.KindUnauthorized, message: "Failed to authorize: identity is not a member of the organization"},
 		{name: "use limit", policy: limited,
-			change: func(s *Service, _ *fakeStore, _ *testClock, is Issued) {
+			change: func(s *Service, _ *fakeStore, _ *clocktest.Clock, is Issued) {
 				for k := 0; k < 2; k++ {
 					if _, _, err := s.Authenticate(ctx, is.Token, client); err != nil {
 						t.Errorf("use %d: %v", k+1, err)
@@ -576,31 +559,31 @@ func TestAuthenticate(t *testing.T) {
 
 		// The order of the checks, where two fail at once.
 		{name: "expired before revoked", policy: gatehouse.TokenPolicy{TTL: 60},
-			change: func(s *Service, _ *fakeStore, c *testClock, is Issued) {
+			change: func(s *Service, _ *fakeStore, c *clocktest.Clock, is Issued) {
 				s.Revoke(ctx, is.Token)
 				c.Advance(time.Minute)
 			},
 			kind: gatehouse.KindToken, message: msgExpired},
 		{name: "deleted identity before revoked token",
-			change: func(s *Service, st *fakeStore, _ *testClock, is Issued) {
+			change: func(s *Service, st *fakeStore, _ *clocktest.Clock, is Issued) {
 				s.Revoke(ctx, is.Token)
 				st.identityID = ""
 			},
 			kind: gatehouse.KindUnauthorized, message: "Failed to authorize: identity tokens have been revoked"},
 		{name: "revoked before exhausted", policy: limited,
-			change: func(s *Service, st *fakeStore, _ *testClock, is Issued) {
+			change: func(s *Service, st *fakeStore, _ *clocktest.Clock, is Issued) {
 				st.uses[is.Claims.ID] = 2
 				s.Revoke(ctx, is.Token)
 			},
 			kind: gatehouse.KindUnauthorized, message: "Failed to authorize: token has been revoked"},
 		{name: "exhausted before IP", policy: limited,
-			change: func(_ *Service, st *fakeStore, _ *testClock, is Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, is Issued) {
 				st.uses[is.Claims.ID] = 2
 				st.setTrustedIPs(t, "10.0.0.0/8")
 			},
 			kind: gatehouse.KindUnauthorized, message: "Failed to authorize: token usage limit reached"},
 		{name: "IP before organization",
-			change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+			change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 				st.setTrustedIPs(t, "10.0.0.0/8")
 				st.orgID = "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"
 			},
@@ -725,32 +708,32 @@ func TestRenew(t *testing.T) {
 		tests := []struct {
 			name    string
 			policy  gatehouse.TokenPolicy
-			change  func(s *Service, st *fakeStore, c *testClock, is Issued)
+			change  func(s *Service, st *fakeStore, c *clocktest.Clock, is Issued)
 			kind    gatehouse.Kind
 			message string
 		}{
 			{name: "expired", policy: gatehouse.TokenPolicy{TTL: 60},
-				change: func(_ *Service, _ *fakeStore, c *testClock, _ Issued) { c.Advance(time.Minute) },
+				change: func(_ *Service, _ *fakeStore, c *clocktest.Clock, _ Issued) { c.Advance(time.Minute) },
 				kind:   gatehouse.KindToken, message: msgExpired},
 			{name: "revoked",
-				change: func(s *Service, _ *fakeStore, _ *testClock, is Issued) { s.Revoke(ctx, is.Token) },
+				change: func(s *Service, _ *fakeStore, _ *clocktest.Clock, is Issued) { s.Revoke(ctx, is.Token) },
 				kind:   gatehouse.KindUnauthorized, message: "Cannot renew: token has been revoked"},
 			{name: "identity deleted",
-				change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.identityID = "" },
+				change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.identityID = "" },
 				kind:   gatehouse.KindUnauthorized, message: "Cannot renew: identity tokens have been revoked"},
 			{name: "method detached",
-				change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) {
+				change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) {
 					delete(st.bindings, gatehouse.AuthMethodAzure)
 				},
 				kind: gatehouse.KindUnauthorized, message: "Cannot renew: auth method has been revoked"},
 			{name: "exhausted", policy: gatehouse.TokenPolicy{TTL: 60, NumUsesLimit: 2},
-				change: func(s *Service, _ *fakeStore, _ *testClock, is Issued) {
+				change: func(s *Service, _ *fakeStore, _ *clocktest.Clock, is Issued) {
 					s.Authenticate(ctx, is.Token, client)
 					s.Authenticate(ctx, is.Token, client)
 				},
 				kind: gatehouse.KindUnauthorized, message: "Cannot renew exhausted access token"},
 			{name: "outside the trusted IPs",
-				change: func(_ *Service, st *fakeStore, _ *testClock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") },
+				change: func(_ *Service, st *fakeStore, _ *clocktest.Clock, _ Issued) { st.setTrustedIPs(t, "10.0.0.0/8") },
 				kind:   gatehouse.KindForbidden, message: "You are not allowed to access this resource from the current IP address"},
 		}
 		for _, tt := range tests {
@@ -1123,7 +1106,7 @@ func TestNewService(t *testing.T) {
 	}
 	// Changing the secret given to NewService afterwards changes nothing.
 	secret := append([]byte(nil), testSecret...)
-	s, _ = NewService(Config{Secret: secret, Store: newFakeStore(), Clock: &testClock{now: start}})
+	s, _ = NewService(Config{Secret: secret, Store: newFakeStore(), Clock: clocktest.New(start)})
 	is, _ := s.Issue(testIdentity(), azureBinding(gatehouse.TokenPolicy{}))
 	secret[0] ^= 1
 	if _, err := verify(testSecret, is.Token); err != nil {

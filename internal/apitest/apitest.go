@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 
 	gatehouse "github.com/gatehouse/gatehouse"
 	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/clocktest"
 	"github.com/gatehouse/gatehouse/internal/entratest"
 )
 
@@ -102,28 +102,12 @@ func PostgresSchema(t testing.TB) string {
 	return u.String()
 }
 
-// Clock is a clock that moves only when told to.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is the server's clock, which moves only when the test says so.
+type Clock = clocktest.Clock
 
-// NewClock returns a clock set to a fixed time close to the real one (the
-// fake Entra ID mints tokens with the real time).
-func NewClock() *Clock { return &Clock{now: time.Now().Truncate(time.Second)} }
-
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// NewClock returns a clock set to a whole second close to the real time
+// (the fake Entra ID mints tokens with the real time by default).
+func NewClock() *Clock { return clocktest.New(time.Now().Truncate(time.Second)) }
 
 // Options change the server a test gets.
 type Options struct {
