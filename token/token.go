@@ -7,7 +7,6 @@ package token
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -284,11 +283,4 @@ func (s *Service) Revoke(ctx context.Context, raw string) error {
 		return err
 	}
 	return s.store.RevokeToken(ctx, c.ID, c.IdentityID, s.lastExpiry(c))
-}
-
-// IsTokenError reports whether err is a verification failure of the token
-// itself (as opposed to, say, the database being down).
-func IsTokenError(err error) bool {
-	var e *gatehouse.Error
-	return errors.As(err, &e) && (e.Kind == gatehouse.KindToken || e.Kind == gatehouse.KindUnauthorized)
 }
