@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -231,42 +230,21 @@ func TestAttachAzureAuth(t *testing.T) {
 			// the others are told it is configured, never a 500.
 			id := newID("concurrent")
 			const n = 4
-			statuses := make([]int, n)
-			messages := make([]string, n)
+			results := make([]*apitest.Response, n)
 			errs := make([]error, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for k := range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					body := strings.NewReader(fmt.Sprintf(`{"tenantId":"T%d","resource":"R"}`, k))
-					req, _ := http.NewRequest(http.MethodPost, s.URL+azurePath(id), body)
-					req.Header.Set("Content-Type", "application/json")
-					req.Header.Set("Authorization", "Bearer "+admin.Token)
-					resp, err := http.DefaultClient.Do(req)
-					if err != nil {
-						errs[k] = err
-						return
-					}
-					defer resp.Body.Close()
-					var out map[string]any
-					json.NewDecoder(resp.Body).Decode(&out)
-					statuses[k], messages[k] = resp.StatusCode, fmt.Sprint(out["message"])
-				}()
-			}
-			close(start)
-			wg.Wait()
+			apitest.Race(n, func(k int) {
+				results[k], errs[k] = s.Send(apitest.Request{Method: http.MethodPost, Path: azurePath(id), Token: admin.Token,
+					Body: map[string]string{"tenantId": fmt.Sprintf("T%d", k), "resource": "R"}})
+			})
 			ok := 0
-			for k := range n {
+			for k, r := range results {
 				switch {
 				case errs[k] != nil:
 					t.Fatal(errs[k])
-				case statuses[k] == http.StatusOK:
+				case r.Status == http.StatusOK:
 					ok++
-				case statuses[k] != http.StatusBadRequest || messages[k] != "Failed to add Azure Auth to already configured identity":
-					t.Errorf("status %d, message %q", statuses[k], messages[k])
+				case r.Status != http.StatusBadRequest || r.String("message") != "Failed to add Azure Auth to already configured identity":
+					t.Errorf("status %d, body %s", r.Status, r.Raw)
 				}
 			}
 			if ok != 1 {

@@ -2,13 +2,10 @@ package httpapi_test
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/apitest"
@@ -165,46 +162,24 @@ func TestBootstrapConcurrent(t *testing.T) {
 	apitest.Run(t, func(t *testing.T, db apitest.DB) {
 		s := apitest.Start(t, db)
 		const n = 4
-		type result struct {
-			status int
-			body   map[string]any
-			err    error
-		}
-		results := make([]result, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for k := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				body, _ := json.Marshal(map[string]string{"email": "admin@example.com", "password": "pw", "organization": "Org"})
-				resp, err := http.Post(s.URL+bootstrapPath, "application/json", bytes.NewReader(body))
-				if err != nil {
-					results[k].err = err
-					return
-				}
-				defer resp.Body.Close()
-				raw, _ := io.ReadAll(resp.Body)
-				results[k].status = resp.StatusCode
-				json.Unmarshal(raw, &results[k].body)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		body := map[string]string{"email": "admin@example.com", "password": "pw", "organization": "Org"}
+		results := make([]*apitest.Response, n)
+		errs := make([]error, n)
+		apitest.Race(n, func(k int) {
+			results[k], errs[k] = s.Send(apitest.Request{Method: http.MethodPost, Path: bootstrapPath, Body: body})
+		})
 		ok := 0
 		var orgID, token string
-		for _, r := range results {
+		for k, r := range results {
 			switch {
-			case r.err != nil:
-				t.Fatal(r.err)
-			case r.status == http.StatusOK:
+			case errs[k] != nil:
+				t.Fatal(errs[k])
+			case r.Status == http.StatusOK:
 				ok++
-				orgID = r.body["organization"].(map[string]any)["id"].(string)
-				token = r.body["identity"].(map[string]any)["credentials"].(map[string]any)["token"].(string)
-			case r.status == http.StatusBadRequest && r.body["message"] == "Instance has already been set up":
+				orgID, token = r.String("organization", "id"), r.String("identity", "credentials", "token")
+			case r.Status == http.StatusBadRequest && r.String("message") == "Instance has already been set up":
 			default:
-				t.Errorf("status %d, body %v", r.status, r.body)
+				t.Errorf("status %d, body %s", r.Status, r.Raw)
 			}
 		}
 		if ok != 1 {

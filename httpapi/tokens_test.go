@@ -377,18 +377,7 @@ func TestAccessTokenConcurrency(t *testing.T) {
 			const limit, workers = 10, 64
 			_, tok := tlIdentity(t, s, admin, map[string]any{"accessTokenNumUsesLimit": limit})
 			results := make([]tlResult, workers)
-			var wg sync.WaitGroup
-			begin := make(chan struct{})
-			for k := range results {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-begin
-					results[k] = tlGet(c, s.URL, tlDetailsPath, tok)
-				}()
-			}
-			close(begin)
-			wg.Wait()
+			apitest.Race(workers, func(k int) { results[k] = tlGet(c, s.URL, tlDetailsPath, tok) })
 			ok := 0
 			for k, r := range results {
 				switch {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,9 +178,19 @@ type Request struct {
 	Header      http.Header
 }
 
-// Do sends req and reads the answer.
+// Do sends req and reads the answer, failing the test on a transport error.
 func (s *Server) Do(req Request) *Response {
 	s.t.Helper()
+	r, err := s.Send(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	return r
+}
+
+// Send sends req and reads the answer. Unlike Do it never stops the test,
+// so goroutines other than the test's may call it.
+func (s *Server) Send(req Request) (*Response, error) {
 	var body io.Reader
 	switch b := req.Body.(type) {
 	case nil:
@@ -190,13 +201,13 @@ func (s *Server) Do(req Request) *Response {
 	default:
 		raw, err := json.Marshal(b)
 		if err != nil {
-			s.t.Fatal(err)
+			return nil, err
 		}
 		body = bytes.NewReader(raw)
 	}
 	r, err := http.NewRequest(req.Method, s.URL+req.Path, body)
 	if err != nil {
-		s.t.Fatal(err)
+		return nil, err
 	}
 	for k, v := range req.Header {
 		r.Header[k] = v
@@ -213,16 +224,33 @@ func (s *Server) Do(req Request) *Response {
 	}
 	resp, err := s.client.Do(r)
 	if err != nil {
-		s.t.Fatalf("%s %s: %v", req.Method, req.Path, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		s.t.Fatal(err)
+		return nil, err
 	}
 	out := &Response{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	json.Unmarshal(raw, &out.Body)
-	return out
+	return out, nil
+}
+
+// Race starts n goroutines at once, goroutine i calling f(i), and waits for
+// them all. f must not stop the test: use Send, not Do.
+func Race(n int, f func(i int)) {
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			f(i)
+		}()
+	}
+	start.Done()
+	done.Wait()
 }
 
 // Get, Post, Patch and Delete are shorthands for Do.
